@@ -1,0 +1,1 @@
+"""The ``jsp`` command line: thin layers over the library."""

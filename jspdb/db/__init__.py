@@ -1,0 +1,1 @@
+"""Database layer: engine, local cluster, schema models, migrations, loaders, queries."""

@@ -1,0 +1,1 @@
+"""Celery workers of jspdb (``celery -A workers.app worker``)."""

@@ -5,6 +5,8 @@
 
 VENV ?= .venv
 PYTEST_ARGS ?=
+# Two pytest processes: much of the suite waits on workers, servers and the database.
+TEST_PROCS ?= 2
 
 .PHONY: demo test lint bench install
 
@@ -18,7 +20,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/jsp demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_PROCS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jspdb tests bench migrations workers

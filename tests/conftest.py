@@ -155,13 +155,43 @@ def run_jsp() -> Callable[..., subprocess.CompletedProcess[str]]:
 SIM_SPEC_KW = dict(ra=150.1, dec=2.2, size_arcmin=1.0, seed=20261127, star_density=30.0, lsst_epochs=2)
 
 
-@pytest.fixture(scope="session")
-def field():
-    """The simulated field in memory (truth, reference catalog, images), rendered once."""
+def _rendered_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spec_kw: dict):
+    """Render a simulated field once per test run, also when pytest-xdist runs several processes.
+
+    The first process to need it renders and pickles it next to the run's temporary
+    directories; the others wait on a file lock and read it back (the xdist recipe
+    for session fixtures that must execute once).
+    """
+    import hashlib
+    import pickle
+
+    from filelock import FileLock
+
     from jspdb.sim.field import simulate_field
     from jspdb.sim.spec import FieldSpec
 
-    return simulate_field(FieldSpec(**SIM_SPEC_KW), workers=2)
+    if worker_id == "master":  # not under xdist
+        return simulate_field(FieldSpec(**spec_kw), workers=2)
+    key = hashlib.sha256(repr(sorted(spec_kw.items())).encode()).hexdigest()[:16]
+    path = tmp_path_factory.getbasetemp().parent / f"field-{key}.pickle"
+    with FileLock(str(path) + ".lock"):
+        if path.is_file():
+            return pickle.loads(path.read_bytes())
+        rendered = simulate_field(FieldSpec(**spec_kw), workers=2)
+        path.write_bytes(pickle.dumps(rendered))
+        return rendered
+
+
+@pytest.fixture(scope="session")
+def worker_id(request) -> str:
+    """The pytest-xdist process name (``gw0``...), or ``master`` when the suite runs in one process."""
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+
+@pytest.fixture(scope="session")
+def field(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """The simulated field in memory (truth, reference catalog, images), rendered once."""
+    return _rendered_once(tmp_path_factory, worker_id, SIM_SPEC_KW)
 
 
 @pytest.fixture(scope="session")
@@ -180,9 +210,6 @@ RICH_SPEC_KW = dict(ra=150.1, dec=2.2, size_arcmin=1.0, seed=7, star_density=150
 
 
 @pytest.fixture(scope="session")
-def rich_field():
+def rich_field(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
     """The star-rich simulated field (truth, reference catalog, 22 images); renders in ~25 s on 2 cores."""
-    from jspdb.sim.field import simulate_field
-    from jspdb.sim.spec import FieldSpec
-
-    return simulate_field(FieldSpec(**RICH_SPEC_KW), workers=2)
+    return _rendered_once(tmp_path_factory, worker_id, RICH_SPEC_KW)

@@ -71,9 +71,12 @@ def upgrade() -> None:
     op.execute("CREATE SCHEMA IF NOT EXISTS jsp")
     # Roles are cluster-wide: create only if missing, never drop on downgrade
     # (other databases in the cluster may hold grants to it).
+    # Two databases of one cluster may migrate at once: the loser of that race
+    # finds the role made and goes on.
     op.execute(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jsp_reader') "
-        "THEN CREATE ROLE jsp_reader NOLOGIN; END IF; END $$"
+        "THEN CREATE ROLE jsp_reader NOLOGIN; END IF; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
     )
     op.create_table(
         'refcat',

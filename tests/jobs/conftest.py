@@ -8,7 +8,6 @@ on RabbitMQ by one test can never reach another test's database.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ def start_worker(tmp_path) -> Iterator[Callable[..., Worker]]:
 
     yield _start
     for w in started:
-        w.stop(signal.SIGQUIT, timeout=20)  # cold: the test is over, its queue and release are its own
+        w.kill_all()  # the test is over, its queue and release are its own
 
 
 

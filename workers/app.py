@@ -68,6 +68,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     task_default_queue=get_settings().queue,
     worker_hijack_root_logger=False,
+    # When a pool process dies, billiard waits this long for a result it might still have sent
+    # before it declares the task lost and Celery requeues it (default 10 s). Our tasks send no
+    # results (their outcome is in PostgreSQL), so waiting only delays the retry.
+    worker_lost_wait=1.0,
     # With `celery -A workers.app beat`: expired TAP jobs and results go every 10 minutes
     # (the API also purges on every job listing); tile jobs lost with a dead worker host are
     # re-sent every JSP_JOB_SWEEP_INTERVAL_S (jspdb.jobs.plan.sweep).

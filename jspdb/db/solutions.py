@@ -8,17 +8,16 @@ image) is applied everywhere.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import astropy.units as u
 import psycopg
-from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from jspdb.concordance.astrometry import shift_wcs
 from jspdb.db.release import get_release
 from jspdb.errors import JspdbError
+from jspdb.ingest.wcs import wcs_from_text
 
 __all__ = ["PhotometricFrame", "SolutionMissing", "corrected_wcs", "photometric_frame"]
 
@@ -37,9 +36,7 @@ def corrected_wcs(conn: psycopg.Connection, release: str, image_id: int) -> WCS:
         When there is no such release.
     """
     row = _solution(conn, "astrometric", "wcs_header, tie_dra_mas, tie_ddec_mas", release, image_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(fits.Header.fromstring(row[0], sep="\n"))
+    wcs = wcs_from_text(row[0])
     if row[1] is None:
         return wcs
     return shift_wcs(wcs, row[1], row[2])

@@ -2,7 +2,7 @@
 
 - `jspdb.ingest.adapters` -- one small adapter per survey delivery convention
   (registry), plus a generic one driven by a mapping file;
-- `jspdb.ingest.wcs` -- footprints, centres and pixel scales from a WCS;
+- `jspdb.ingest.wcs` -- footprints, centres and pixel scales from a WCS; the WCS as stored text;
 - `jspdb.ingest.masks` -- survey mask bits to the jspdb mask convention;
 - `jspdb.ingest.datastore` -- file registration (copy or reference, SHA-256);
 - `jspdb.ingest.images` -- the batch ingest of images (parallel, idempotent);

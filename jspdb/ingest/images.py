@@ -29,7 +29,7 @@ from jspdb.healpix import boundary_spoly, polygon_ranges
 from jspdb.ingest import euclid, lsst, roman  # noqa: F401  (register the built-in adapters)
 from jspdb.ingest.adapters import ADAPTERS, ImageRecord, get_adapter, identify
 from jspdb.ingest.datastore import StoredFile, remove_created, sha256_of, store_file
-from jspdb.ingest.wcs import footprint, pixel_scale_arcsec, spoly_literal
+from jspdb.ingest.wcs import footprint, pixel_scale_arcsec, spoly_literal, wcs_to_text
 
 __all__ = ["IngestReport", "PreparedImage", "expand_paths", "ingest_images", "prepare_image", "tiles_of"]
 
@@ -198,7 +198,7 @@ def _write_one(conn: psycopg.Connection, prep: PreparedImage, bands, *, tile_ord
     values = dict(
         survey_id=survey_id, band_id=band_id, kind=rec.kind, obs_id=rec.obs_id, uri=stored.uri,
         checksum_sha256=sci_sha, size_bytes=prep.sizes[str(rec.path)], naxis1=rec.naxis1, naxis2=rec.naxis2,
-        wcs_header=w.to_header(relax=True).tostring(sep="\n"), pixel_scale_arcsec=pixel_scale_arcsec(w),
+        wcs_header=wcs_to_text(w), pixel_scale_arcsec=pixel_scale_arcsec(w),
         ra_center=c_ra, dec_center=float(c_dec), center=f"({c_ra!r}d,{float(c_dec)!r}d)",
         footprint=spoly_literal(np.array(prep.footprint_ra), np.array(prep.footprint_dec)),
         t_min_mjd=rec.t_min_mjd, t_max_mjd=rec.t_max_mjd, exptime_s=rec.exptime_s, wl_min_nm=wl_min,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from jspdb.errors import IngestError
 from jspdb.ingest.adapters import Planes, open_fits
 from jspdb.ingest.datastore import uri_to_path
 from jspdb.ingest.masks import translate_bits
+from jspdb.ingest.wcs import wcs_from_text
 
 __all__ = ["load_planes"]
 
@@ -82,6 +82,5 @@ def load_planes(rows: Sequence[Mapping], wcs_header: str, shape: tuple[int, int]
     if "mask" in by:
         m, hdr = _read(uri_to_path(by["mask"]["uri"]), by["mask"]["hdu"])
         mask = _mask(m, hdr, by["mask"]["convention"])
-    w = WCS(fits.Header.fromstring(wcs_header, sep="\n"))
-    w.pixel_shape = (shape[1], shape[0])
+    w = wcs_from_text(wcs_header, shape)
     return Planes(science=sci, variance=var, mask=mask, wcs=w)

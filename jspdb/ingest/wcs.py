@@ -1,6 +1,10 @@
-"""What a WCS says about an image: footprint, centre, pixel scale.
+"""What a WCS says about an image: footprint, centre, pixel scale; and the WCS as the database stores it.
 
-Pure functions of an `astropy.wcs.WCS` and the image shape.
+Pure functions of an `astropy.wcs.WCS` and the image shape. Every image
+(``jsp.image.wcs_header``) and every astrometric solution
+(``jsp.astrometric_solution.wcs_header``) keeps its WCS as FITS header cards,
+one per line, in a text column: `wcs_to_text` and `wcs_from_text` are the
+only way in and out.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from numpy.typing import NDArray
 from jspdb.errors import IngestError
 from jspdb.healpix import spoly_literal
 
-__all__ = ["footprint", "pixel_scale_arcsec", "spoly_literal", "validated_wcs"]
+__all__ = ["footprint", "pixel_scale_arcsec", "spoly_literal", "validated_wcs", "wcs_from_text", "wcs_to_text"]
 
 
 def validated_wcs(header: fits.Header, shape: tuple[int, int], what: str) -> WCS:
@@ -80,3 +84,26 @@ def footprint(w: WCS, shape: tuple[int, int], per_edge: int = 1) -> tuple[NDArra
         ra, dec = ra[::-1], dec[::-1]
     return ra, dec
 
+
+def wcs_to_text(wcs: WCS) -> str:
+    """The WCS as header cards separated by newlines (SIP and other conventions kept: ``relax=True``)."""
+    return wcs.to_header(relax=True).tostring(sep="\n")
+
+
+def wcs_from_text(text: str, shape: tuple[int, int] | None = None) -> WCS:
+    """A WCS from `wcs_to_text`'s text.
+
+    Parameters
+    ----------
+    text
+        Header cards separated by newlines.
+    shape
+        Image shape (ny, nx), in pixels, to set ``pixel_shape``; optional.
+    """
+    with warnings.catch_warnings():
+        # astropy "fixes" stored headers (e.g. DATE-OBS from MJD-OBS) and says so every time
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(fits.Header.fromstring(text, sep="\n"))
+    if shape is not None:
+        wcs.pixel_shape = (shape[1], shape[0])
+    return wcs

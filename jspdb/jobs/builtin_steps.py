@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import psycopg
-from astropy.io import fits
 from astropy.wcs import WCS
 from psycopg.rows import dict_row
 
@@ -27,6 +26,7 @@ from jspdb.concordance.photometry import solve_photometry
 from jspdb.concordance.psf_ee import instrument_psf
 from jspdb.db.query import cone_sql, partition_order, refcat_cone
 from jspdb.ingest.planes import load_planes
+from jspdb.ingest.wcs import wcs_from_text, wcs_to_text
 from jspdb.jobs.steps import Unit, register_step
 
 #: Matching radius for the astrometric step: the surveys' raw WCSs are off by up to ~0.3".
@@ -108,7 +108,7 @@ def astrometry_step(conn: psycopg.Connection, unit: Unit) -> dict:
     except ValueError as exc:
         raise ValueError(f"image {img['image_id']} ({img['survey']} {img['band']}): {exc}") from exc
     fit = sol.fit
-    header = fit.wcs.to_header(relax=True).tostring(sep="\n")
+    header = wcs_to_text(fit.wcs)
     conn.execute("DELETE FROM jsp.astrometric_solution WHERE release_id = %s AND image_id = %s",
                  (unit.release_id, unit.image_id))
     conn.execute(
@@ -136,7 +136,7 @@ def photometry_step(conn: psycopg.Connection, unit: Unit) -> dict:
                        (unit.release_id, unit.image_id)).fetchone()
     if sol is None:
         raise ValueError(f"image {unit.image_id}: no astrometric solution in this release (run astrometry first)")
-    wcs = WCS(fits.Header.fromstring(sol[0], sep="\n"))
+    wcs = wcs_from_text(sol[0])
     stars = _refstars(conn, img)
     det, i, j, _, _, sid = _matches(img, planes, wcs, stars, PHOTOM_MATCH_ARCSEC)
     mags = dict(((r[0]), (r[1], r[2])) for r in conn.execute(

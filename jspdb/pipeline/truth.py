@@ -21,6 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from jspdb.concordance.astrometry import sky_error_mas
 from jspdb.db.solutions import corrected_wcs, photometric_frame
+from jspdb.ingest.wcs import wcs_from_text
 
 __all__ = ["ImageAgainstTruth", "stored_against_truth", "summarise"]
 
@@ -76,7 +77,7 @@ def stored_against_truth(conn: psycopg.Connection, release: str, field_dir: Path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             w_true = WCS(fits.Header(t["wcs_true"]))
-            w_own = WCS(fits.Header.fromstring(header, sep="\n"))
+            w_own = wcs_from_text(header)
         w = corrected_wcs(conn, release, image_id)
         cx, cy = (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
         (fa,), (fd,) = w.all_pix2world([cx], [cy], 0)

@@ -34,7 +34,7 @@ def run(
     from jspdb.config import get_settings
     from jspdb.db.engine import connect
     from jspdb.errors import ConfigError
-    from jspdb.jobs.plan import plan_run, send_jobs, sweep, tiles_with_data
+    from jspdb.jobs.plan import chain, plan_run, send_jobs, sweep, tiles_with_data
 
     settings = get_settings()
 
@@ -70,7 +70,8 @@ def run(
             from jspdb.jobs.status import wait_for_run
 
             try:
-                wait_for_run(release, timeout, lambda c: sweep(c, release, send, stale_after_s=settings.job_stale_after_s))
+                wait_for_run(release, timeout, lambda c: sweep(c, release, send, stale_after_s=settings.job_stale_after_s),
+                             steps=() if sweep_ else [s.name for s in chain(step)])
             except TimeoutError as exc:
                 raise ConfigError(str(exc)) from exc
 

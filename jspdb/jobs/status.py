@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
@@ -33,8 +33,12 @@ def run_status(conn: psycopg.Connection, release: str) -> list[dict]:
 
 
 def wait_for_run(release: str, timeout: float, repair: Callable[[psycopg.Connection], object] | None = None,
-                 console=None) -> list[dict]:
+                 console=None, steps: Sequence[str] = ()) -> list[dict]:
     """Progress bars per step until no job of ``release`` is pending or running; returns the last status.
+
+    ``steps`` (the run's chain) are drawn in that order from the start; other
+    steps get a bar when their first job appears (a later step's jobs are
+    created only as the earlier ones finish).
 
     Every few seconds ``repair(conn)`` runs (the CLI passes a sweep that
     re-sends what crashes lost). A database that goes away (restart,
@@ -49,7 +53,7 @@ def wait_for_run(release: str, timeout: float, repair: Callable[[psycopg.Connect
     last_repair = time.monotonic()
     with Progress(TextColumn("{task.description:16s}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=console) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, int] = {s: bar.add_task(s, total=None, failed=0) for s in steps}
         while True:
             try:
                 with connect() as conn:
@@ -69,6 +73,8 @@ def wait_for_run(release: str, timeout: float, repair: Callable[[psycopg.Connect
                     tasks[r["step"]] = bar.add_task(r["step"], total=total, failed=0)
                 bar.update(tasks[r["step"]], total=total, completed=r["done"] + r["failed"], failed=r["failed"])
             if rows and all(r["pending"] == 0 and r["running"] == 0 for r in rows):
+                for s in set(tasks) - {r["step"] for r in rows}:  # a step the run never reached
+                    bar.update(tasks[s], total=0)
                 return rows
             if time.monotonic() > deadline:
                 raise TimeoutError(f"run not finished after {timeout:.0f} s (see jsp status)")

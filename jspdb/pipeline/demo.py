@@ -97,7 +97,7 @@ def _concordance(console: Console, release: str, field_arcmin: float) -> dict:
 
     from jspdb.ingest.images import ingest_images
     from jspdb.ingest.refcat import ingest_refcat
-    from jspdb.jobs.plan import plan_run, send_jobs, sweep, tiles_with_data
+    from jspdb.jobs.plan import chain, plan_run, send_jobs, sweep, tiles_with_data
     from jspdb.jobs.status import run_status, wait_for_run
     from workers.app import worker_argv
 
@@ -136,7 +136,7 @@ def _concordance(console: Console, release: str, field_arcmin: float) -> dict:
         console.print(f"[bold]worker[/] started (2 processes, log {log_path}); {len(plan.tiles)} tiles, "
                       f"{len(plan.image_jobs)} images")
         wait_for_run(release, 600, lambda c: sweep(c, release, send, stale_after_s=settings.job_stale_after_s),
-                     console=console)
+                     console=console, steps=[s.name for s in chain("astrometry")])
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)

@@ -66,6 +66,8 @@ def test_chain_runs_every_image_then_the_tile(jobs_db, reference_run, run_jsp, e
     rid, out, worker = reference_run
     n = jobs_db.n_images
     assert f"{n} astrometry jobs (sent {n})" in out, out
+    bars = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["astrometry"], ["photometry"], ["tie"])]
+    assert bars[-3:] == ["astrometry", "photometry", "tie"], out  # the progress bars, in chain order
     jobs = _jobs(jobs_db.dsn, rid)
     by_step = {s: [j for j in jobs if j[1] == s] for s in ("astrometry", "photometry", "tie")}
     assert len(by_step["astrometry"]) == n

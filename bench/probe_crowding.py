@@ -32,21 +32,12 @@ import sep
 from scipy.ndimage import binary_dilation, center_of_mass
 from scipy.spatial import cKDTree
 
-from jspdb.concordance.photometry import _masked_sum, _neighbour_masks
-from jspdb.ingest.masks import UNUSABLE
+from jspdb.concordance.photometry import _masked_sum, _neighbour_masks, _planes
 from jspdb.sim.bands import AB_NJY_ZP
 from jspdb.sim.field import simulate_field
 from jspdb.sim.spec import FieldSpec
 
 BINS = (14.0, 19.0, 20.0, 21.0, 22.0)  # true AB magnitude in the image's band; the first bin is the reference
-
-
-def _planes(science, variance, mask):
-    sci = np.ascontiguousarray(science, dtype=np.float64)
-    bad = (np.asarray(mask) & UNUSABLE) != 0
-    var = np.asarray(variance, dtype=np.float64)
-    ok = np.isfinite(var) & (var > 0)
-    return sci, np.sqrt(np.where(ok, var, np.nanmedian(var[ok]))), bad
 
 
 def backgrounds(science, variance, mask) -> dict[str, tuple]:

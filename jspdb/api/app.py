@@ -19,6 +19,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from psycopg.rows import dict_row
+from starlette.concurrency import run_in_threadpool
 
 from jspdb.adql import AdqlError
 from jspdb.api import jobs as uws
@@ -141,8 +142,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
         holder["s"] = _State(settings, api)
         with holder["s"].service.pool.connection() as conn:
             uws.purge_expired(conn, holder["s"].datastore)
-        from starlette.concurrency import run_in_threadpool
-
         from workers.app import ensure_broker_ready
 
         await run_in_threadpool(ensure_broker_ready)
@@ -190,8 +189,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
     @app.api_route("/tap/sync", methods=["GET", "POST"])
     async def sync(request: Request) -> Response:
         params, files = await _params(request)
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_sync, request, params, files)
 
     def _sync(request: Request, params: dict[str, str], files: dict[str, bytes]) -> Response:
@@ -219,14 +216,10 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
             if len(body) > limits.max_bytes:
                 raise QueryError(f"result is {len(body)} bytes, above your limit of {limits.max_bytes}: "
                                  "lower MAXREC or select fewer columns")
-        except AdqlError as exc:
-            st.service.log(p, "sync", query, (time.perf_counter() - t0) * 1000, None, "REJECTED", str(exc))
-            return _votable_error(str(exc), 400)
-        except QueryTimeout as exc:
-            st.service.log(p, "sync", query, (time.perf_counter() - t0) * 1000, None, "TIMEOUT", str(exc))
-            return _votable_error(str(exc), 400)
-        except QueryError as exc:
-            st.service.log(p, "sync", query, (time.perf_counter() - t0) * 1000, None, "ERROR", str(exc))
+        except (AdqlError, QueryError) as exc:  # QueryTimeout is a QueryError
+            status = ("REJECTED" if isinstance(exc, AdqlError) else
+                      "TIMEOUT" if isinstance(exc, QueryTimeout) else "ERROR")
+            st.service.log(p, "sync", query, (time.perf_counter() - t0) * 1000, None, status, str(exc))
             return _votable_error(str(exc), 400)
         st.service.log(p, "sync", query, (time.perf_counter() - t0) * 1000, len(result.rows),
                        "OVERFLOW" if result.overflow else "OK")
@@ -266,8 +259,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
     @app.api_route("/tap/async", methods=["GET", "POST"])
     async def async_list(request: Request) -> Response:
         params, files = await _params(request)
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_async_list, request, params, files)
 
     def _async_list(request: Request, params: dict[str, str], files: dict[str, bytes]) -> Response:
@@ -349,8 +340,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
     async def job_post(request: Request, job_id: str) -> Response:
         params, _ = await _params(request)
         if params.get("action", "").upper() == "DELETE":
-            from starlette.concurrency import run_in_threadpool
-
             return await run_in_threadpool(_delete, request, job_id)
         raise ApiError("POST to a job takes ACTION=DELETE")
 
@@ -382,8 +371,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
     @app.post("/tap/async/{job_id}/{attr}")
     async def job_attr_post(request: Request, job_id: str, attr: str) -> Response:
         params, _ = await _params(request)
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_job_attr_post, request, job_id, attr.lower(), params)
 
     def _job_attr_post(request: Request, job_id: str, attr: str, params: dict[str, str]) -> Response:
@@ -504,8 +491,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
     @app.post("/tap/workspace/tables")
     async def workspace_put(request: Request) -> Response:
         params, files = await _params(request)
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_workspace_put, request, params, files)
 
     def _workspace_put(request: Request, params: dict[str, str], files: dict[str, bytes]) -> Response:
@@ -566,8 +551,6 @@ def create_app(settings: Settings | None = None, api: ApiSettings | None = None)
             multi.setdefault(k.upper(), []).append(v)
         for k, v in params.items():
             multi.setdefault(k.upper(), [v]) if k.upper() not in multi else None
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_sia, request, multi)
 
     def _sia(request: Request, multi: dict[str, list[str]]) -> Response:

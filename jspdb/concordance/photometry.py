@@ -46,14 +46,21 @@ __all__ = [
 _PSF_TO_MAG = 2.5 / np.log(10.0)
 
 
-def _prepare(science: NDArray, variance: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+def _planes(science: NDArray, variance: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """(science, 1-sigma error, unusable) as sep wants them; unknown variances get the median."""
     sci = np.ascontiguousarray(science, dtype=np.float64)
     bad = (np.asarray(mask) & _BAD_BITS) != 0
     var = np.asarray(variance, dtype=np.float64)
     ok = np.isfinite(var) & (var > 0)
     var = np.where(ok, var, np.nanmedian(var[ok]) if ok.any() else 1.0)
+    return sci, np.sqrt(var), bad
+
+
+def _prepare(science: NDArray, variance: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """`_planes` with sep's 64x64-pixel background mesh subtracted."""
+    sci, err, bad = _planes(science, variance, mask)
     bkg = sep.Background(sci, mask=bad, bw=64, bh=64)
-    return np.ascontiguousarray(sci - bkg.back()), np.sqrt(var), bad
+    return np.ascontiguousarray(sci - bkg.back()), err, bad
 
 
 def _neighbour_masks(data: NDArray, err: NDArray, bad: NDArray, x: NDArray, y: NDArray,

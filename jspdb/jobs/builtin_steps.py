@@ -306,12 +306,11 @@ def _tie_photometry(conn: psycopg.Connection, unit: Unit, images: list[dict], pr
                                    "coeffs": [float(c) for c in t.transformation.coeffs],
                                    "scatter_mag": t.transformation.scatter_mag}}
     tie_bands(others)
-    for r in rows:
-        if r["image_id"] in primary:
-            zp, err = final[r["image_id"]]
-            conn.execute("UPDATE jsp.photometric_solution SET tie_offset_mag = %s, tie_err_mag = %s "
-                         "WHERE release_id = %s AND image_id = %s",
-                         (float(zp - r["zeropoint_mag"]), float(err), unit.release_id, r["image_id"]))
+    with conn.cursor() as cur:  # one pipelined batch, not a round trip per image
+        cur.executemany("UPDATE jsp.photometric_solution SET tie_offset_mag = %s, tie_err_mag = %s "
+                        "WHERE release_id = %s AND image_id = %s",
+                        [(float(final[r["image_id"]][0] - r["zeropoint_mag"]), float(final[r["image_id"]][1]),
+                          unit.release_id, r["image_id"]) for r in rows if r["image_id"] in primary])
     return out
 
 
@@ -341,13 +340,12 @@ def tie_step(conn: psycopg.Connection, unit: Unit) -> dict:
                             {r["image_id"]: (r["astrom"]["source_id"], _arr(r["astrom"]["dra_mas"]),
                                              _arr(r["astrom"]["ddec_mas"]), _arr(r["astrom"]["err_mas"]))
                              for r in astrom})
-        for r in astrom:
-            if r["image_id"] in primary:
-                (dra, ddec), (era, edec) = at.shift_mas[r["image_id"]], at.shift_err_mas[r["image_id"]]
-                conn.execute("UPDATE jsp.astrometric_solution SET tie_dra_mas = %s, tie_ddec_mas = %s, "
-                             "tie_err_mas = %s WHERE release_id = %s AND image_id = %s",
-                             (float(dra), float(ddec), float(np.hypot(era, edec) / np.sqrt(2.0)), unit.release_id,
-                              r["image_id"]))
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE jsp.astrometric_solution SET tie_dra_mas = %s, tie_ddec_mas = %s, "
+                            "tie_err_mas = %s WHERE release_id = %s AND image_id = %s",
+                            [(float(at.shift_mas[k][0]), float(at.shift_mas[k][1]),
+                              float(np.hypot(*at.shift_err_mas[k]) / np.sqrt(2.0)), unit.release_id, k)
+                             for k in (r["image_id"] for r in astrom) if k in primary])
         summary["astrometry"] = {"n_images": len(astrom), "n_common_stars": at.n_stars,
                                  "residual_rms_mas": at.residual_rms_mas,
                                  "shift_rms_mas": float(np.sqrt(np.mean([np.sum(np.square(v))

@@ -43,6 +43,7 @@ from jspdb.db.release import create_release  # noqa: E402
 from jspdb.jobs.plan import plan_run, tiles_with_data  # noqa: E402
 from jspdb.jobs.runner import run_job  # noqa: E402
 from jspdb.pipeline.truth import stored_against_truth, summarise  # noqa: E402
+from jspdb.sim.bands import AB_NJY_ZP  # noqa: E402
 
 TARGETS = {"astrometry_mas": {"lsst": 10.0, "euclid": 5.0, "roman": 5.0}, "survey_offset_mas": 3.0,
            "zp_rms_mmag": 5.0, "cross_survey_tie_mmag": 5.0}
@@ -64,6 +65,48 @@ def run_chain(url: str, settings: Settings) -> tuple[float, int]:
             n += 1
             bar.advance(task)
     return time.perf_counter() - t0, n
+
+
+#: True AB magnitude bins of the star-by-star photometry report.
+MAG_BINS = (16.0, 18.0, 19.0, 20.0, 21.0, 22.0)
+
+
+def star_flux_against_truth(rows, phot: dict, field: Path) -> None:
+    """Print, per band, the median of (measured - true) magnitude of the matched stars, aperture and forced PSF.
+
+    The fluxes are the photometry step's totals (``flux``: aperture-corrected;
+    ``psf_flux``: forced PSF fits scaled to the same totals on the bright
+    stars) with the image's *true* zero point, so only the photometry is
+    compared, star by star, by true magnitude (mmag; stars in brackets).
+    """
+    import pyarrow.parquet as pq
+
+    truth_tab = pq.read_table(field / "truth.parquet")
+    index = {int(v): k for k, v in enumerate(truth_tab.column("id").to_numpy())}
+    img = {p.stem: json.loads(p.read_text()) for p in (field / "truth").glob("*.json")}
+    acc: dict = {}
+    for r in rows:
+        res, t = phot.get(r.image_id), img.get(r.name)
+        if not res or not t:
+            continue
+        band = t["band"]
+        k = np.array([index.get(int(s) - 10**15, -1) for s in res["source_id"]])
+        true_mag = np.where(k >= 0, AB_NJY_ZP - 2.5 * np.log10(truth_tab.column(f"flux_{band}").to_numpy()[k]), np.nan)
+        for method, key in (("aperture", "flux"), ("psf", "psf_flux")):
+            f = np.array([np.nan if v is None else v for v in (res.get(key) or [])], dtype=float)
+            if len(f) == len(k):
+                m = t["zp_true"] - 2.5 * np.log10(np.where(f > 0, f, np.nan))
+                acc.setdefault((band, method), []).append(np.c_[true_mag, 1000 * (m - true_mag)])
+    bins = list(zip(MAG_BINS[:-1], MAG_BINS[1:], strict=True))
+    print("\nstar photometry minus truth, by true AB magnitude (median mmag, stars): photometry step, true zero point")
+    print(f"{'band':16s} {'method':9s}" + "".join(f"{lo:g}-{hi:g}".rjust(13) for lo, hi in bins))
+    for (band, method), parts in sorted(acc.items()):
+        a = np.vstack(parts)
+        cells = []
+        for lo, hi in bins:
+            sel = (a[:, 0] >= lo) & (a[:, 0] < hi) & np.isfinite(a[:, 1])
+            cells.append(f"{np.median(a[sel, 1]):+7.1f} ({sel.sum():3d})" if sel.sum() >= 3 else "")
+        print(f"{band:16s} {method:9s}" + "".join(c.rjust(13) for c in cells))
 
 
 def main() -> int:
@@ -89,6 +132,12 @@ def main() -> int:
         with psycopg.connect(url) as c:
             rows = stored_against_truth(c, "dr1", field)
             n_ref = c.execute("SELECT count(*) FROM jsp.refcat").fetchone()[0]
+            phot = dict(c.execute("SELECT j.image_id, j.result FROM jsp.tile_job j JOIN jsp.release r USING (release_id) "
+                                  "WHERE r.name = 'dr1' AND j.step = 'photometry' AND j.state = 'done'").fetchall())
+            transfers = {}
+            for (res,) in c.execute("SELECT j.result FROM jsp.tile_job j JOIN jsp.release r USING (release_id) "
+                                    "WHERE r.name = 'dr1' AND j.step = 'tie' AND j.state = 'done'"):
+                transfers.update((res or {}).get("transfer", {}))
         summary = summarise(rows)
         print(f"\nfield {args.size_arcmin:g}'x{args.size_arcmin:g}', star density x{args.star_density:g}: "
               f"{len(rep.ingested)} images, {n_ref} reference stars; {jobs} jobs in {wall:.0f} s\n")
@@ -97,6 +146,17 @@ def main() -> int:
         for r in rows:
             print(f"{r.name:16s} {r.own_wcs_error_mas:8.2f} {r.wcs_error_mas:6.2f} {r.sigma_mas:6.2f}   "
                   f"{1000 * r.own_zp_error_mag:8.1f} {1000 * r.zp_error_mag:7.1f} {1000 * r.zp_err_mag:6.1f}")
+        truth = {p.stem: json.loads(p.read_text())["zp_true"] for p in (field / "truth").glob("*.json")}
+        print(f"\n{'carried from LSST':16s} {'zp-true':>8s} {'+-':>6s} {'stars':>6s}  (mmag; before the combination "
+              "with the image's own zero point)")
+        for r in rows:
+            t = transfers.get(str(r.image_id))
+            if t and "zeropoint_mag" in t and r.name in truth:
+                print(f"{r.name:16s} {1000 * (t['zeropoint_mag'] - truth[r.name]):8.1f} "
+                      f"{1000 * t['zeropoint_err_mag']:6.1f} {t['n_stars']:6d}")
+            elif t:
+                print(f"{r.name:16s} none: {t.get('error')}")
+        star_flux_against_truth(rows, phot, field)
         print()
         print(f"{'survey':8s} {'n':>3s} {'WCS rms own':>11s} {'tied':>6s} {'max':>6s} {'zp rms own':>10s} {'tied':>6s} "
               f"{'zp mean':>8s} {'centre offset (mas)':>20s}")

@@ -17,24 +17,35 @@ AB magnitude that gives one image unit summed over the source.
    that the chi-square matches its degrees of freedom (honest error), and a
    linear colour term in a reference colour when the star count and colour
    range support it (else fixed, by default to zero).
-4. `solve_photometry`: all of the above for one image.
+4. `solve_photometry`: all of the above for one image, and forced PSF
+   photometry of the same stars on the same scale (`PSFPhotometry`,
+   `jspdb.concordance.psf_phot`), which carries zero points across surveys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import sep
 from numpy.typing import NDArray
 from scipy.ndimage import binary_dilation
 
-from jspdb.concordance.psf_ee import encircled_energy, has_instrument_psf, has_psf_model
+from jspdb.concordance.psf_ee import encircled_energy, has_instrument_psf, has_psf_model, image_psf
 from jspdb.concordance.psf_fit import UNDERSAMPLED_FWHM_PX
+from jspdb.concordance.psf_phot import (
+    DilationField,
+    DilationGrid,
+    fit_dilation_field,
+    fit_dilations,
+    forced_fluxes,
+)
 from jspdb.concordance.stats import extra_variance
 from jspdb.ingest.masks import UNUSABLE as _BAD_BITS
 
 __all__ = [
+    "PSFPhotometry",
     "PhotometricSolution",
     "ZeroPoint",
     "aperture_correction",
@@ -323,6 +334,92 @@ def fit_zeropoint(
                      colour_pivot=c0, extra_scatter_mag=float(np.sqrt(extra)), used=use)
 
 
+#: Aperture S/N above which a star measures the PSF dilation and the PSF-to-total ratio.
+PSF_BRIGHT_SNR = 100.0
+#: Radius of the forced PSF fit, in units of the FWHM (at least 2.5 pixels): the core, where the star dominates.
+PSF_FIT_FWHM = 1.5
+#: Aperture S/N above which a star helps measure the PSF dilation across the image.
+PSF_SHAPE_SNR = 50.0
+
+
+@dataclass(frozen=True)
+class PSFPhotometry:
+    """Forced PSF photometry of an image's stars, scaled to total fluxes.
+
+    Attributes
+    ----------
+    flux, flux_err
+        Total fluxes (image units): PSF fluxes times the PSF-to-total ratio; NaN where unusable.
+    usable
+        Fitted with enough clean pixels and no flagged pixel within the fit radius.
+    to_total_mag, to_total_err_mag
+        ``-2.5 log10`` of the median ratio of the aperture-corrected total
+        to the PSF flux over the bright stars, and its error, mag.
+    radius_px
+        Radius of the fitted pixels, pixels.
+    dilation
+        The PSF dilation across the image, fitted on the bright stars.
+    n_bright
+        Bright stars behind the ratio.
+    """
+
+    flux: NDArray
+    flux_err: NDArray
+    usable: NDArray
+    to_total_mag: float
+    to_total_err_mag: float
+    radius_px: float
+    dilation: DilationField
+    n_bright: int
+
+
+@lru_cache(maxsize=32)
+def _dilation_grid(survey: str, lam_nm: float, pixel_scale_arcsec: float, fwhm_px: float | None,
+                   half_width_px: int) -> DilationGrid:
+    """The image PSF at a grid of dilations; cached, as every image of a space band shares its instrument PSF
+    (the Airy patterns take 1-6 s to sample)."""
+    return DilationGrid.from_profile(image_psf(survey, lam_nm, pixel_scale_arcsec, fwhm_px), pixel_scale_arcsec,
+                                     half_width_px=half_width_px)
+
+
+def _psf_photometry(data: NDArray, err: NDArray, bad: NDArray, seg: NDArray, sid: NDArray, x: NDArray, y: NDArray,
+                    tot: NDArray, tot_err: NDArray, clean: NDArray, survey: str, lam_nm: float,
+                    pixel_scale_arcsec: float, fwhm_px: float) -> PSFPhotometry | None:
+    """Forced PSF fluxes scaled to the aperture totals of the bright stars; None with fewer than 3 bright stars."""
+    snr = np.where(clean & (tot_err > 0), tot / np.where(tot_err > 0, tot_err, 1.0), 0.0)
+    order = np.argsort(-snr)
+    bright = order[snr[order] > PSF_BRIGHT_SNR][:150]
+    if len(bright) < 5:
+        bright = order[snr[order] > 30.0][:10]
+    if len(bright) < 3:
+        return None
+    radius = max(PSF_FIT_FWHM * fwhm_px, 2.5)
+    grid = _dilation_grid(survey, float(lam_nm), float(pixel_scale_arcsec),
+                          None if has_instrument_psf(survey) else float(fwhm_px), int(np.ceil(radius)) + 3)
+    var = err**2
+    shape_stars = order[snr[order] > PSF_SHAPE_SNR][:400]
+    if len(shape_stars) < len(bright):
+        shape_stars = bright
+    d, de = fit_dilations(data, var, bad, seg, sid[shape_stars], x[shape_stars], y[shape_stars], grid, radius)
+    if np.isfinite(d).sum() < 3:
+        return None
+    dfield = fit_dilation_field(x[shape_stars], y[shape_stars], d, de, data.shape)
+    dil = dfield(x, y)
+    f, fe, ok = forced_fluxes(data, var, bad, seg, sid, x, y, grid, dil, radius)
+    _, _, flag = sep.sum_circle(data, x, y, radius, mask=bad)
+    ok &= (flag & sep.APER_HASMASKED) == 0
+    sel = bright[ok[bright] & (f[bright] > 0)]
+    if len(sel) < 3:
+        return None
+    m = -2.5 * np.log10(tot[sel] / f[sel])
+    med = float(np.median(m))
+    mad = 1.4826 * float(np.median(np.abs(m - med)))
+    scale = 10 ** (-0.4 * med)
+    return PSFPhotometry(flux=np.where(ok, f * scale, np.nan), flux_err=np.where(ok, fe * scale, np.nan), usable=ok,
+                         to_total_mag=med, to_total_err_mag=1.2533 * max(mad, 1e-3) / np.sqrt(len(sel)),
+                         radius_px=radius, dilation=dfield, n_bright=len(sel))
+
+
 @dataclass
 class PhotometricSolution:
     """Result of `solve_photometry`.
@@ -345,6 +442,11 @@ class PhotometricSolution:
     psf_ee_total
         PSF model's encircled energy at the total radius (fraction, 0-1; 1.0:
         no model), already included in ``apcorr_mag``.
+    psf
+        Forced PSF photometry of the same stars, scaled to the same totals on
+        the bright stars (None: no PSF model or too few bright stars). Its
+        fluxes carry the zero points across surveys; ``flux`` stays the
+        aperture total, which measures bright stars more repeatably.
     """
 
     zeropoint: ZeroPoint
@@ -358,6 +460,7 @@ class PhotometricSolution:
     colour: NDArray | None
     colour_ref: str | None
     psf_ee_total: float = 1.0
+    psf: PSFPhotometry | None = None
 
     @property
     def zeropoint_mag(self) -> float:
@@ -374,7 +477,8 @@ def solve_photometry(
     science: NDArray, variance: NDArray, mask: NDArray, x: NDArray, y: NDArray, mag_ref: NDArray,
     mag_ref_err: NDArray, *, fwhm_px: float, colour: NDArray | None = None, colour_ref: str | None = None,
     aperture_fwhm: float = 2.0, total_fwhm: float = 4.0, psf_ee_total: float | None = None,
-    survey: str | None = None, lam_nm: float | None = None, pixel_scale_arcsec: float | None = None, **fit_kw,
+    survey: str | None = None, lam_nm: float | None = None, pixel_scale_arcsec: float | None = None,
+    psf_photometry: bool = True, **fit_kw,
 ) -> PhotometricSolution:
     """Zero point of one image from matched reference stars.
 
@@ -405,6 +509,12 @@ def solve_photometry(
         Effective wavelength of the image's band, nm.
     pixel_scale_arcsec
         Pixel scale of the image, arcsec per pixel.
+    psf_photometry
+        Also measure the stars by forced PSF fits (`jspdb.concordance.psf_phot`)
+        scaled to the aperture-corrected totals of the bright stars, when the
+        survey has a PSF model and the image at least 3 bright stars
+        (``PhotometricSolution.psf``). Crowded faint stars are then measured
+        without most of the light of their neighbours (docs/concordance.md).
     fit_kw
         Passed to `fit_zeropoint`.
 
@@ -414,7 +524,10 @@ def solve_photometry(
     """
     r_ap = max(aperture_fwhm * fwhm_px, 3.0)
     r_tot = max(total_fwhm * fwhm_px, 2.0 * r_ap)
-    flux, ferr, clean = aperture_fluxes(science, variance, mask, x, y, r_ap, mask_neighbours=True)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    data, err, bad = _prepare(science, variance, mask)
+    seg, sid = _neighbour_masks(data, err, bad, x, y)
+    flux, ferr, clean = _masked_sum(data, err, bad, seg, sid, x, y, r_ap, 1)
     modelled = survey is not None and lam_nm is not None and pixel_scale_arcsec is not None
     ee_tot = (encircled_energy(survey, lam_nm, pixel_scale_arcsec, r_tot, fwhm_px=fwhm_px)
               if modelled and has_psf_model(survey) else 1.0)
@@ -423,15 +536,18 @@ def solve_photometry(
         # its pixel (Euclid H: 14 mmag off on the accuracy field); the instrument PSF gives it exactly.
         apc, apc_err = -2.5 * float(np.log10(ee_tot / encircled_energy(survey, lam_nm, pixel_scale_arcsec, r_ap))), 0.0
     else:
-        apc, apc_err, _ = aperture_correction(science, variance, mask, np.asarray(x)[clean], np.asarray(y)[clean],
-                                              r_ap, r_tot)
+        apc, apc_err, _ = aperture_correction(science, variance, mask, x[clean], y[clean], r_ap, r_tot)
     if psf_ee_total is None:
         psf_ee_total = ee_tot
     apc = apc + 2.5 * np.log10(psf_ee_total)
     scale = 10 ** (-0.4 * apc)
     tot, tot_err = np.where(clean, flux * scale, np.nan), np.where(clean, ferr * scale, np.nan)
+    psf = None
+    if psf_photometry and modelled and has_psf_model(survey):
+        psf = _psf_photometry(data, err, bad, seg, sid, x, y, tot, tot_err, clean, survey, lam_nm,
+                              pixel_scale_arcsec, fwhm_px)
     zp = fit_zeropoint(np.where(clean, tot, np.nan), np.where(clean, tot_err, np.nan), mag_ref, mag_ref_err,
                        colour=colour, **fit_kw)
     return PhotometricSolution(zeropoint=zp, aperture_radius_px=r_ap, total_radius_px=r_tot, apcorr_mag=apc,
                                apcorr_err_mag=apc_err, flux=tot, flux_err=tot_err, usable=clean, colour=colour,
-                               colour_ref=colour_ref, psf_ee_total=float(psf_ee_total))
+                               colour_ref=colour_ref, psf_ee_total=float(psf_ee_total), psf=psf)

@@ -47,6 +47,7 @@ __all__ = [
     "has_instrument_psf",
     "has_psf_model",
     "instrument_psf",
+    "image_psf",
     "kolmogorov_fwhm_from_half_light",
     "psf_profile",
 ]
@@ -254,10 +255,27 @@ def encircled_energy(survey: str, band_lam_nm: float, pixel_scale_arcsec: float,
     ValueError
         Unknown survey, or a ground survey without ``fwhm_px``.
     """
+    prof = image_psf(survey, band_lam_nm, pixel_scale_arcsec, fwhm_px)
+    return float(encircled_energy_profile(prof, pixel_scale_arcsec, radius_px)[0])
+
+
+def image_psf(survey: str, band_lam_nm: float, pixel_scale_arcsec: float, fwhm_px: float | None = None
+              ) -> galsim.GSObject:
+    """The PSF model of one image (GalSim, arcsec, no pixel): the instrument's, or a Kolmogorov matched to the image.
+
+    Parameters
+    ----------
+    survey, band_lam_nm, pixel_scale_arcsec, fwhm_px
+        As for `encircled_energy`.
+
+    Raises
+    ------
+    ValueError
+        Unknown survey, or a ground survey without ``fwhm_px``.
+    """
     fwhm_arcsec = None
     if survey.lower() in GROUND_SURVEYS:
         if fwhm_px is None or not fwhm_px > 0:
-            raise ValueError(f"survey {survey!r} is ground-based: encircled_energy needs the image's fwhm_px")
+            raise ValueError(f"survey {survey!r} is ground-based: its PSF model needs the image's fwhm_px")
         fwhm_arcsec = kolmogorov_fwhm_from_half_light(fwhm_px) * pixel_scale_arcsec
-    prof = psf_profile(survey, band_lam_nm, fwhm_arcsec)
-    return float(encircled_energy_profile(prof, pixel_scale_arcsec, radius_px)[0])
+    return psf_profile(survey, band_lam_nm, fwhm_arcsec)

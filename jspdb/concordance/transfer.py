@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from jspdb.concordance.stats import extra_variance
 
 __all__ = [
+    "MAX_GROUND_ERR_MAG",
     "SYSTEMATIC_MAG",
     "ColourTransformation",
     "ImagePhotometry",
@@ -47,11 +48,16 @@ __all__ = [
 _MAG = 2.5 / np.log(10.0)
 
 #: Systematic error of a transferred zero point, mag. The stars that carry it (unsaturated in space,
-#: G > 17-19) are faint for the ground survey, and in crowded fields its aperture photometry of them is
-#: biased faint against bright stars (by 8 and 20 mmag at G > 19 in LSST i and z on the star-rich 2'
-#: simulated field, with the global background; a local annulus or a source-masked background is worse),
-#: which carried the space zero points ~10 mmag high on the 2' and 3' fields (bench_concordance.py).
-SYSTEMATIC_MAG = 0.010
+#: G > 17-19) are faint for the ground survey. With aperture photometry, crowding biased them faint by
+#: 8-80 mmag at 19-22 AB (LSST i, z, y) on the star-rich 3' field, and the space zero points came out
+#: ~10 mmag high; with forced PSF photometry (`jspdb.concordance.psf_phot`) and only stars measured to
+#: better than `MAX_GROUND_ERR_MAG`, the median residual against the truth is within 2 mmag in every
+#: band (docs/concordance.md), and carried zero points scatter by 4 mmag rms about the truth there.
+SYSTEMATIC_MAG = 0.003
+#: Ground stars measured less precisely than this (mag) in the base band do not carry a zero point
+#: (S/N < ~100: at 20-21 AB in LSST y forced PSF fluxes still come out ~10 mmag bright against the
+#: truth: blends below the detection limit and detection-selected stars), unless too few stars pass.
+MAX_GROUND_ERR_MAG = 0.010
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,8 @@ class TransferredZeroPoint:
 
 def transfer_zeropoint(flux: NDArray, flux_err: NDArray, base_mag: NDArray, base_err: NDArray, colour: NDArray,
                        colour_err: NDArray, transformation: ColourTransformation, *, ground_zp_err: float = 0.0,
-                       systematic_mag: float = SYSTEMATIC_MAG, clip_sigma: float = 4.0,
-                       min_stars: int = 3) -> TransferredZeroPoint:
+                       systematic_mag: float = SYSTEMATIC_MAG, max_ground_err_mag: float = MAX_GROUND_ERR_MAG,
+                       min_precise: int = 10, clip_sigma: float = 4.0, min_stars: int = 3) -> TransferredZeroPoint:
     """Zero point of a target image from ground magnitudes of the stars on it.
 
     Parameters
@@ -218,9 +224,12 @@ def transfer_zeropoint(flux: NDArray, flux_err: NDArray, base_mag: NDArray, base
         Error common to every star from the ground zero points (base band and
         colour), mag.
     systematic_mag
-        Error floor added in quadrature for what the statistics do not see:
-        the ground photometry of the faint stars that carry the transfer is
-        biased in crowded fields (`SYSTEMATIC_MAG`).
+        Error floor added in quadrature for what the statistics do not see
+        (`SYSTEMATIC_MAG`).
+    max_ground_err_mag, min_precise
+        Only stars whose base-band magnitude error is below
+        ``max_ground_err_mag`` carry the zero point; when fewer than
+        ``min_precise`` are, the ``min_precise`` most precise ones do.
     clip_sigma, min_stars
         Clipping threshold; fewest stars accepted.
 
@@ -234,6 +243,13 @@ def transfer_zeropoint(flux: NDArray, flux_err: NDArray, base_mag: NDArray, base
     var = ((_MAG * fe / np.where(f > 0, f, np.nan)) ** 2 + np.asarray(base_err, float) ** 2
            + (transformation.slope(colour) * np.asarray(colour_err, float)) ** 2 + transformation.scatter_mag**2)
     ok = np.isfinite(zp) & np.isfinite(var) & (var > 0)
+    # the faint ground stars carry what forced photometry cannot remove (blends below the detection limit,
+    # the selection of stars detected on the image): keep the precisely measured ones, at least min_precise
+    be = np.where(ok, np.asarray(base_err, float), np.inf)
+    precise = ok & (be < max_ground_err_mag)
+    if precise.sum() < min_precise:
+        precise = ok & (be <= np.sort(be)[min(min_precise, int(ok.sum())) - 1]) if ok.any() else ok
+    ok = precise
     if ok.sum() < min_stars:
         raise ValueError(f"too few stars for a transferred zero point: {int(ok.sum())} (need {min_stars})")
     use = ok.copy()

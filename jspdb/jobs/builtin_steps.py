@@ -24,6 +24,7 @@ from jspdb.concordance.astrometry import (
 )
 from jspdb.concordance.photometry import solve_photometry
 from jspdb.concordance.psf_ee import instrument_psf
+from jspdb.concordance.psf_fit import PixelPSF
 from jspdb.db.query import cone_sql, partition_order, refcat_cone
 from jspdb.ingest.planes import load_planes
 from jspdb.ingest.wcs import wcs_from_text, wcs_to_text
@@ -72,7 +73,9 @@ def _photom_fp(conn, unit):
 
 
 def _matches(img: dict, planes, wcs: WCS, stars: list[dict], radius_arcsec: float):
-    det = detect_stars(planes.science, planes.variance, planes.mask, saturation=img["saturation"])
+    profile = instrument_psf(img["survey"], img["wl_eff_nm"])
+    det = detect_stars(planes.science, planes.variance, planes.mask, saturation=img["saturation"],
+                       psf=None if profile is None else PixelPSF.from_profile(profile, img["pixel_scale_arcsec"]))
     ra, dec = wcs.all_pix2world(det["x"], det["y"], 0)
     ref = {k: np.array([s[k] if s[k] is not None else np.nan for s in stars], dtype=float)
            for k in ("ra", "dec", "pmra", "pmdec", "ref_epoch")}
@@ -138,6 +141,8 @@ def photometry_step(conn: psycopg.Connection, unit: Unit) -> dict:
         raise ValueError(f"image {unit.image_id}: no astrometric solution in this release (run astrometry first)")
     wcs = wcs_from_text(sol[0])
     stars = _refstars(conn, img)
+    # undersampled images: PSF-model centroids, as the astrometry step measures them (the forced PSF
+    # fluxes need centres free of the pixel-phase bias of windowed centroids)
     det, i, j, _, _, sid = _matches(img, planes, wcs, stars, PHOTOM_MATCH_ARCSEC)
     mags = dict(((r[0]), (r[1], r[2])) for r in conn.execute(
         "SELECT source_id, mag, mag_err FROM jsp.refcat_synphot WHERE band_id = %s AND source_id = ANY(%s)",
@@ -169,7 +174,11 @@ def photometry_step(conn: psycopg.Connection, unit: Unit) -> dict:
             "source_id": [int(s) for s in sid[j]], "flux": _floats(ps.flux), "flux_err": _floats(ps.flux_err),
             "residual_mag": _floats(zp_star - ps.zeropoint_mag), "residual_err_mag": _floats(me),
             "colour": None if colour is None else _floats(colour), "colour_ref": colour_ref,
-            "colour_term": zp.colour_term, "used": [bool(u) for u in zp.used]}
+            "colour_term": zp.colour_term, "used": [bool(u) for u in zp.used],
+            # forced PSF fluxes on the same scale: they carry the zero points across surveys (tie step)
+            "psf_flux": None if ps.psf is None else _floats(ps.psf.flux),
+            "psf_flux_err": None if ps.psf is None else _floats(ps.psf.flux_err),
+            "psf_to_total_err_mag": None if ps.psf is None else ps.psf.to_total_err_mag}
 
 
 def _floats(a) -> list[float | None]:
@@ -272,14 +281,17 @@ def _tie_photometry(conn: psycopg.Connection, unit: Unit, images: list[dict], pr
     others = [r for r in rows if r["survey"] != GROUND_SURVEY]
     tie_bands(ground)
     if ground and others:
-        phot = {}
+        phot, scale_err = {}, {}
         for r in rows:
             zp, err = final.get(r["image_id"], anchor[r["image_id"]])
             p = r["phot"]
+            # the PSF fluxes' scale to the aperture totals is known to this (mag), common to the image's stars
+            scale_err[r["image_id"]] = float(p.get("psf_to_total_err_mag") or 0.0) if p.get("psf_flux") else 0.0
             phot[r["image_id"]] = ImagePhotometry(
                 survey=r["survey"], band=r["band_id"], wl_nm=float(r["wl_eff_nm"]), zeropoint_mag=zp,
-                zeropoint_err_mag=err, colour_term=float(p.get("colour_term") or 0.0), source_id=p["source_id"],
-                flux=_arr(p["flux"]), flux_err=_arr(p["flux_err"]),
+                zeropoint_err_mag=float(np.hypot(err, scale_err[r["image_id"]])),
+                colour_term=float(p.get("colour_term") or 0.0), source_id=p["source_id"],
+                flux=_arr(p.get("psf_flux") or p["flux"]), flux_err=_arr(p.get("psf_flux_err") or p["flux_err"]),
                 colour=_arr(p["colour"]) if p.get("colour") else np.full(len(p["source_id"]), np.nan))
         # the transformations come from every reference star of the tile (bright ones saturate on some
         # images but carry the weight) and of the measured stars (on images reaching beyond the tile)
@@ -298,9 +310,10 @@ def _tie_photometry(conn: psycopg.Connection, unit: Unit, images: list[dict], pr
             if isinstance(t, str):
                 out["transfer"][str(image_id)] = {"error": t}
                 continue
-            anchor[image_id] = combine(*anchor[image_id], t.zeropoint_mag, t.zeropoint_err_mag)
+            t_err = float(np.hypot(t.zeropoint_err_mag, scale_err[image_id]))
+            anchor[image_id] = combine(*anchor[image_id], t.zeropoint_mag, t_err)
             out["transfer"][str(image_id)] = {
-                "zeropoint_mag": t.zeropoint_mag, "zeropoint_err_mag": t.zeropoint_err_mag, "n_stars": t.n_stars,
+                "zeropoint_mag": t.zeropoint_mag, "zeropoint_err_mag": t_err, "n_stars": t.n_stars,
                 "transformation": {"base_band_id": t.transformation.base, "colour_band_ids":
                                    [t.transformation.blue, t.transformation.red],
                                    "coeffs": [float(c) for c in t.transformation.coeffs],

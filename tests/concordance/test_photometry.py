@@ -187,17 +187,19 @@ def _carried(rich_field, rich_solutions):
                            {k: (rich_solutions[k][0].ref_index, rich_solutions[k][1].flux,
                                 rich_solutions[k][1].flux_err) for k in ks})
         final.update({k: (t.zeropoint_mag[k], t.zeropoint_err_mag[k]) for k in ks})
+    scale_err = {k: 0.0 if p.psf is None else p.psf.to_total_err_mag for k, (_, p) in rich_solutions.items()}
     images = {k: ImagePhotometry(survey=sims[k].survey, band=sims[k].band, wl_nm=sims[k].band_info.wl_eff,
-                                 zeropoint_mag=final[k][0], zeropoint_err_mag=final[k][1],
-                                 colour_term=p.zeropoint.colour_term or 0.0, source_id=a.ref_index, flux=p.flux,
-                                 flux_err=p.flux_err, colour=p.colour)
+                                 zeropoint_mag=final[k][0], zeropoint_err_mag=float(np.hypot(final[k][1], scale_err[k])),
+                                 colour_term=p.zeropoint.colour_term or 0.0, source_id=a.ref_index,
+                                 flux=p.flux if p.psf is None else p.psf.flux,  # as the tie step
+                                 flux_err=p.flux_err if p.psf is None else p.psf.flux_err, colour=p.colour)
               for k, (a, p) in rich_solutions.items()}
     reference = {b.name: (np.arange(ref.num_rows), ref.column(f"mag_{b.name}").to_numpy(),
                           ref.column(f"magerr_{b.name}").to_numpy()) for b in all_bands()}
     carried = cross_survey_zeropoints(images, reference, {b.name: b.wl_eff for b in all_bands()})
     for k, t in carried.items():
         assert not isinstance(t, str), (k, t)  # the rich field has enough precise stars everywhere
-        final[k] = combine(*own[k], t.zeropoint_mag, t.zeropoint_err_mag)
+        final[k] = combine(*own[k], t.zeropoint_mag, float(np.hypot(t.zeropoint_err_mag, scale_err[k])))
     return sims, own, carried, final
 
 
@@ -205,8 +207,10 @@ def test_zero_points_carried_from_the_ground_survey(rich_field, rich_solutions):
     """Euclid and Roman zero points through LSST's measurements of their stars, against the truth.
 
     The reference alone leaves them at 29 and 87 mmag rms (its precise stars saturate in space);
-    carried from LSST they are 4.1 and 8.4 mmag, each image within 3 sigma of its reported error.
-    Roman misses the 5 mmag target: ~8 stars per image carry it on a 1' field (docs/concordance.md).
+    carried from LSST with forced PSF fluxes they are 7.1 and 6.5 mmag, each image within 3 sigma
+    of its reported error. On this 1' field 10-15 stars per image carry a transfer, and the
+    reported errors (9-15 mmag per image) say that 5 mmag is out of reach here; on the 3' field of
+    bench/bench_concordance.py the same chain gives 5.0 and 3.3 mmag (docs/concordance.md).
     """
     sims, own, carried, final = _carried(rich_field, rich_solutions)
     by, by_own = {}, {}
@@ -227,11 +231,11 @@ def test_zero_points_carried_from_the_ground_survey(rich_field, rich_solutions):
     mean = {s: 1000 * float(np.mean(v)) for s, v in by.items()}
     print("rms mmag: own", {s: round(v, 1) for s, v in rms_own.items()}, "final", {s: round(v, 1) for s, v in rms.items()})
     print("survey mean offset mmag", {s: round(v, 1) for s, v in mean.items()})
-    assert rms["euclid"] < 6.0 and rms["roman"] < 12.0, rms  # measured 4.1 and 8.4
+    assert rms["euclid"] < 10.0 and rms["roman"] < 10.0, rms  # measured 7.1 and 6.5
     for s in ("euclid", "roman"):
         assert rms[s] < rms_own[s] / 2.5, (s, rms, rms_own)
-    # the cross-survey tie: each survey's scale against LSST's (mean over its images): measured -1.0 (Euclid)
-    # and -2.1 (Roman) mmag, target 5; each mean is known to ~4 mmag here, so the test allows 8
+    # the cross-survey tie: each survey's scale against LSST's (mean over its images): measured -1.4 (Euclid)
+    # and +1.4 (Roman) mmag, target 5; each mean is known to ~5 mmag here, so the test allows 8
     assert max(abs(mean[s] - mean["lsst"]) for s in ("euclid", "roman")) < 8.0, mean
 
 

@@ -358,7 +358,7 @@ class PSFPhotometry:
     radius_px
         Radius of the fitted pixels, pixels.
     dilation
-        The PSF dilation across the image, fitted on the bright stars.
+        The PSF dilation across the image, fitted on the stars with S/N > `PSF_SHAPE_SNR`.
     n_bright
         Bright stars behind the ratio.
     """

@@ -46,14 +46,45 @@ def broker_url(settings: Settings | None = None) -> str:
 
 
 def _tune_sqla_transport() -> None:
-    """Poll the SQLAlchemy transport's table every 0.2 s (kombu's default is 1 s).
+    """Poll the SQLAlchemy transport's table every 0.2 s (kombu's default is 1 s); one thread per session.
 
     The transport passes its options to ``create_engine``, so the interval is
     set on the transport class rather than in ``broker_transport_options``.
+
+    A channel's SQLAlchemy session is not thread-safe, but two threads of a
+    worker use it: the main loop polls (``_get``), and when a pool process
+    dies, billiard's supervisor thread requeues its message (``_put``, via
+    ``reject_on_worker_lost``). Once in a CI run the two commits overlapped
+    and the worker stopped consuming with SQLAlchemy's
+    ``IllegalStateChangeError`` ("commit() is already in progress"), so the
+    channel's session methods take a per-channel lock.
     """
+    import threading
+
     from kombu.transport import sqlalchemy as kombu_sqla
 
     kombu_sqla.Transport.polling_interval = 0.2
+    if getattr(kombu_sqla.Transport.Channel, "jsp_locked", False):
+        return
+
+    def locked(method):
+        def run(self, *args, **kwargs):
+            with self._jsp_session_lock:
+                return method(self, *args, **kwargs)
+        run.__name__, run.__doc__ = method.__name__, method.__doc__
+        return run
+
+    base = kombu_sqla.Transport.Channel
+
+    def __init__(self, *args, **kwargs):  # noqa: N807 - the channel class's constructor
+        self._jsp_session_lock = threading.RLock()
+        base.__init__(self, *args, **kwargs)
+
+    namespace = {"jsp_locked": True, "__module__": __name__, "__init__": __init__,
+                 "__doc__": "kombu's SQLAlchemy channel with its session used by one thread at a time."}
+    for name in ("_get", "_put", "_purge", "_size", "_new_queue"):
+        namespace[name] = locked(getattr(base, name))
+    kombu_sqla.Transport.Channel = type("LockedSQLAChannel", (base,), namespace)
 
 
 if broker_url().startswith("sqla+"):

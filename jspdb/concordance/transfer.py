@@ -55,7 +55,7 @@ _MAG = 2.5 / np.log(10.0)
 #: band (docs/concordance.md), and carried zero points scatter by 4 mmag rms about the truth there.
 SYSTEMATIC_MAG = 0.003
 #: Ground stars measured less precisely than this (mag) in the base band do not carry a zero point
-#: (S/N < ~100: at 20-21 AB in LSST y forced PSF fluxes still come out ~10 mmag bright against the
+#: (S/N < ~100: at 19-20 AB in LSST y forced PSF fluxes still come out ~12 mmag bright against the
 #: truth: blends below the detection limit and detection-selected stars), unless too few stars pass.
 MAX_GROUND_ERR_MAG = 0.010
 

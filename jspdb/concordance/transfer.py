@@ -51,7 +51,7 @@ _MAG = 2.5 / np.log(10.0)
 #: G > 17-19) are faint for the ground survey. With aperture photometry, crowding biased them faint by
 #: 8-80 mmag at 19-22 AB (LSST i, z, y) on the star-rich 3' field, and the space zero points came out
 #: ~10 mmag high. Forced PSF fluxes (`jspdb.concordance.psf_phot`) are within 3 mmag of the truth to
-#: 20-21 AB in g, r and i and to 19-20 AB in z and y (docs/concordance.md); carried through only stars
+#: 20-21 AB in g, r and i, to 19-20 AB in z and to 18-19 AB in y (docs/concordance.md); carried through only stars
 #: measured to better than `MAX_GROUND_ERR_MAG`, the zero points scatter by ~4 mmag about the truth there.
 SYSTEMATIC_MAG = 0.003
 #: Ground stars measured less precisely than this (mag) in the base band do not carry a zero point

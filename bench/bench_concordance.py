@@ -44,6 +44,7 @@ from jspdb.jobs.plan import plan_run, tiles_with_data  # noqa: E402
 from jspdb.jobs.runner import run_job  # noqa: E402
 from jspdb.pipeline.truth import stored_against_truth, summarise  # noqa: E402
 from jspdb.sim.bands import AB_NJY_ZP  # noqa: E402
+from jspdb.sim.reference import SOURCE_ID_OFFSET  # noqa: E402
 
 TARGETS = {"astrometry_mas": {"lsst": 10.0, "euclid": 5.0, "roman": 5.0}, "survey_offset_mas": 3.0,
            "zp_rms_mmag": 5.0, "cross_survey_tie_mmag": 5.0}
@@ -71,26 +72,26 @@ def run_chain(url: str, settings: Settings) -> tuple[float, int]:
 MAG_BINS = (16.0, 18.0, 19.0, 20.0, 21.0, 22.0)
 
 
-def star_flux_against_truth(rows, phot: dict, field: Path) -> None:
+def star_flux_against_truth(rows, phot: dict, field: Path, img: dict[str, dict]) -> None:
     """Print, per band, the median of (measured - true) magnitude of the matched stars, aperture and forced PSF.
 
     The fluxes are the photometry step's totals (``flux``: aperture-corrected;
     ``psf_flux``: forced PSF fits scaled to the same totals on the bright
     stars) with the image's *true* zero point, so only the photometry is
     compared, star by star, by true magnitude (mmag; stars in brackets).
+    ``img``: each image's truth record (``<field>/truth/<name>.json``) by name.
     """
     import pyarrow.parquet as pq
 
     truth_tab = pq.read_table(field / "truth.parquet")
     index = {int(v): k for k, v in enumerate(truth_tab.column("id").to_numpy())}
-    img = {p.stem: json.loads(p.read_text()) for p in (field / "truth").glob("*.json")}
     acc: dict = {}
     for r in rows:
         res, t = phot.get(r.image_id), img.get(r.name)
         if not res or not t:
             continue
         band = t["band"]
-        k = np.array([index.get(int(s) - 10**15, -1) for s in res["source_id"]])
+        k = np.array([index.get(int(s) - SOURCE_ID_OFFSET, -1) for s in res["source_id"]])
         true_mag = np.where(k >= 0, AB_NJY_ZP - 2.5 * np.log10(truth_tab.column(f"flux_{band}").to_numpy()[k]), np.nan)
         for method, key in (("aperture", "flux"), ("psf", "psf_flux")):
             f = np.array([np.nan if v is None else v for v in (res.get(key) or [])], dtype=float)
@@ -146,17 +147,17 @@ def main() -> int:
         for r in rows:
             print(f"{r.name:16s} {r.own_wcs_error_mas:8.2f} {r.wcs_error_mas:6.2f} {r.sigma_mas:6.2f}   "
                   f"{1000 * r.own_zp_error_mag:8.1f} {1000 * r.zp_error_mag:7.1f} {1000 * r.zp_err_mag:6.1f}")
-        truth = {p.stem: json.loads(p.read_text())["zp_true"] for p in (field / "truth").glob("*.json")}
+        truth = {p.stem: json.loads(p.read_text()) for p in (field / "truth").glob("*.json")}
         print(f"\n{'carried from LSST':16s} {'zp-true':>8s} {'+-':>6s} {'stars':>6s}  (mmag; before the combination "
               "with the image's own zero point)")
         for r in rows:
             t = transfers.get(str(r.image_id))
             if t and "zeropoint_mag" in t and r.name in truth:
-                print(f"{r.name:16s} {1000 * (t['zeropoint_mag'] - truth[r.name]):8.1f} "
+                print(f"{r.name:16s} {1000 * (t['zeropoint_mag'] - truth[r.name]['zp_true']):8.1f} "
                       f"{1000 * t['zeropoint_err_mag']:6.1f} {t['n_stars']:6d}")
             elif t:
                 print(f"{r.name:16s} none: {t.get('error')}")
-        star_flux_against_truth(rows, phot, field)
+        star_flux_against_truth(rows, phot, field, truth)
         print()
         print(f"{'survey':8s} {'n':>3s} {'WCS rms own':>11s} {'tied':>6s} {'max':>6s} {'zp rms own':>10s} {'tied':>6s} "
               f"{'zp mean':>8s} {'centre offset (mas)':>20s}")

@@ -67,24 +67,27 @@ def _tune_sqla_transport() -> None:
     if getattr(kombu_sqla.Transport.Channel, "jsp_locked", False):
         return
 
+    base = kombu_sqla.Transport.Channel
+
     def locked(method):
         def run(self, *args, **kwargs):
             with self._jsp_session_lock:
                 return method(self, *args, **kwargs)
-        run.__name__, run.__doc__ = method.__name__, method.__doc__
         return run
 
-    base = kombu_sqla.Transport.Channel
+    class LockedSQLAChannel(base):
+        """kombu's SQLAlchemy channel with its session used by one thread at a time."""
 
-    def __init__(self, *args, **kwargs):  # noqa: N807 - the channel class's constructor
-        self._jsp_session_lock = threading.RLock()
-        base.__init__(self, *args, **kwargs)
+        jsp_locked = True
 
-    namespace = {"jsp_locked": True, "__module__": __name__, "__init__": __init__,
-                 "__doc__": "kombu's SQLAlchemy channel with its session used by one thread at a time."}
-    for name in ("_get", "_put", "_purge", "_size", "_new_queue"):
-        namespace[name] = locked(getattr(base, name))
-    kombu_sqla.Transport.Channel = type("LockedSQLAChannel", (base,), namespace)
+        def __init__(self, *args, **kwargs):
+            self._jsp_session_lock = threading.RLock()
+            super().__init__(*args, **kwargs)
+
+        _get, _put, _purge = locked(base._get), locked(base._put), locked(base._purge)
+        _size, _new_queue = locked(base._size), locked(base._new_queue)
+
+    kombu_sqla.Transport.Channel = LockedSQLAChannel
 
 
 if broker_url().startswith("sqla+"):

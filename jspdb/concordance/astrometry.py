@@ -49,6 +49,7 @@ from jspdb.concordance.psf_fit import (
     cutout,
     fit_centre,
     fit_positions,
+    pixel_psf,
 )
 from jspdb.concordance.stats import extra_variance
 from jspdb.ingest.masks import UNUSABLE as _BAD_BITS
@@ -804,7 +805,7 @@ def solve_astrometry(
     psf = None
     if psf_profile is not None:
         scale_arcsec = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))) * 3600.0
-        psf = PixelPSF.from_profile(psf_profile, scale_arcsec)
+        psf = pixel_psf(psf_profile, scale_arcsec)
     det = detect_stars(science, variance, mask, saturation=saturation, psf=psf)
     ndet = len(det["x"])
     xy_err = np.column_stack([det["x_err"], det["y_err"]])

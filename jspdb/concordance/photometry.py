@@ -25,21 +25,20 @@ AB magnitude that gives one image unit summed over the source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import sep
 from numpy.typing import NDArray
-from scipy.ndimage import binary_dilation
 
 from jspdb.concordance.psf_ee import encircled_energy, has_instrument_psf, has_psf_model, image_psf
 from jspdb.concordance.psf_fit import UNDERSAMPLED_FWHM_PX
 from jspdb.concordance.psf_phot import (
     DilationField,
-    DilationGrid,
+    dilation_grid,
     fit_dilation_field,
     fit_dilations,
     forced_fluxes,
+    other_sources,
 )
 from jspdb.concordance.stats import extra_variance
 from jspdb.ingest.masks import UNUSABLE as _BAD_BITS
@@ -55,6 +54,8 @@ __all__ = [
 ]
 
 _PSF_TO_MAG = 2.5 / np.log(10.0)
+#: `aperture_correction`: the stars above this S/N in the small aperture, at most this many, brightest first.
+APCORR_MIN_SNR, APCORR_MAX_STARS = 50.0, 30
 
 
 def _planes(science: NDArray, variance: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray]:
@@ -74,14 +75,12 @@ def _prepare(science: NDArray, variance: NDArray, mask: NDArray) -> tuple[NDArra
     return np.ascontiguousarray(sci - bkg.back()), err, bad
 
 
-def _neighbour_masks(data: NDArray, err: NDArray, bad: NDArray, x: NDArray, y: NDArray,
-                     grow: int = 1) -> tuple[NDArray, NDArray]:
+def _neighbour_masks(data: NDArray, err: NDArray, bad: NDArray, x: NDArray, y: NDArray) -> tuple[NDArray, NDArray]:
     """Segmentation map (1.5 sigma, deblended) and the segment id of each star (0: none)."""
     _, seg = sep.extract(data, 1.5, err=err, mask=bad, minarea=3, deblend_cont=0.005, segmentation_map=True)
     ny, nx = data.shape
     ix = np.clip(np.round(x).astype(int), 0, nx - 1)
     iy = np.clip(np.round(y).astype(int), 0, ny - 1)
-    del grow
     return seg, seg[iy, ix]
 
 
@@ -93,10 +92,7 @@ def _masked_sum(data: NDArray, err: NDArray, bad: NDArray, seg: NDArray, sid: ND
     for k in range(len(x)):
         x0, x1 = max(int(x[k]) - r, 0), min(int(x[k]) + r + 1, nx)
         y0, y1 = max(int(y[k]) - r, 0), min(int(y[k]) + r + 1, ny)
-        sub = seg[y0:y1, x0:x1]
-        other = (sub > 0) & (sub != sid[k])
-        if grow > 0 and other.any():
-            other = binary_dilation(other, iterations=grow) & ~((sub == sid[k]) & (sid[k] > 0))
+        other = other_sources(seg[y0:y1, x0:x1], int(sid[k]), grow)
         m = np.zeros(data.shape, bool)
         m[y0:y1, x0:x1] = other
         f, e, fl = sep.sum_circle(data, [x[k]], [y[k]], radius, err=err, mask=m | bad)
@@ -136,17 +132,35 @@ def aperture_fluxes(
         ``mask_neighbours``, more than 10 % of it is masked for neighbours).
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    data, err, bad = _prepare(science, variance, mask)
     if not mask_neighbours:
+        data, err, bad = _prepare(science, variance, mask)
         flux, ferr, flag = sep.sum_circle(data, x, y, radius_px, err=err, mask=bad)
         return flux, ferr, (flag & sep.APER_HASMASKED) == 0
+    return _apertures(science, variance, mask, x, y, radius_px, grow).fluxes
+
+
+@dataclass(frozen=True)
+class _Apertures:
+    """Prepared planes, the segmentation and the neighbour-masked aperture fluxes of some stars."""
+
+    data: NDArray
+    err: NDArray
+    bad: NDArray
+    seg: NDArray
+    sid: NDArray
+    fluxes: tuple[NDArray, NDArray, NDArray]
+
+
+def _apertures(science: NDArray, variance: NDArray, mask: NDArray, x: NDArray, y: NDArray, radius: float,
+               grow: int = 1) -> _Apertures:
+    data, err, bad = _prepare(science, variance, mask)
     seg, sid = _neighbour_masks(data, err, bad, x, y)
-    return _masked_sum(data, err, bad, seg, sid, x, y, radius_px, grow)
+    return _Apertures(data, err, bad, seg, sid, _masked_sum(data, err, bad, seg, sid, x, y, radius, grow))
 
 
 def aperture_correction(
     science: NDArray, variance: NDArray, mask: NDArray, x: NDArray, y: NDArray, r_small: float, r_large: float, *,
-    min_snr: float = 50.0, max_stars: int = 30,
+    min_snr: float = APCORR_MIN_SNR, max_stars: int = APCORR_MAX_STARS,
 ) -> tuple[float, float, int]:
     """Aperture correction from the curve of growth of bright isolated stars.
 
@@ -170,9 +184,15 @@ def aperture_correction(
         brighter), its error (flux-weighted scatter over sqrt(n)), stars used.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    data, err, bad = _prepare(science, variance, mask)
-    seg, sid = _neighbour_masks(data, err, bad, x, y)
-    fs, es, cs = _masked_sum(data, err, bad, seg, sid, x, y, r_small, 1)
+    a = _apertures(science, variance, mask, x, y, r_small)
+    return _curve_of_growth(a, x, y, r_small, r_large, min_snr, max_stars)
+
+
+def _curve_of_growth(a: _Apertures, x: NDArray, y: NDArray, r_small: float, r_large: float, min_snr: float,
+                     max_stars: int) -> tuple[float, float, int]:
+    """`aperture_correction` from stars already measured in the small aperture (``a``)."""
+    data, err, bad, seg, sid = a.data, a.err, a.bad, a.seg, a.sid
+    fs, es, cs = a.fluxes
     # the annulus r_small..r_large with neighbours and flagged pixels masked, scaled by the
     # masked area (the PSF is close to azimuthally symmetric at these radii)
     ones = np.ones_like(data)
@@ -183,10 +203,7 @@ def aperture_correction(
     for k in range(len(x)):
         x0, x1 = max(int(x[k]) - rr, 0), min(int(x[k]) + rr + 1, nx)
         y0, y1 = max(int(y[k]) - rr, 0), min(int(y[k]) + rr + 1, ny)
-        sub = seg[y0:y1, x0:x1]
-        other = (sub > 0) & (sub != sid[k])
-        if other.any():
-            other = binary_dilation(other, iterations=1) & ~((sub == sid[k]) & (sid[k] > 0))
+        other = other_sources(seg[y0:y1, x0:x1], int(sid[k]), 1)
         m = bad.copy()
         m[y0:y1, x0:x1] |= other
         f, e, _ = sep.sum_circann(data, [x[k]], [y[k]], r_small, r_large, err=err, mask=m)
@@ -373,19 +390,10 @@ class PSFPhotometry:
     n_bright: int
 
 
-@lru_cache(maxsize=32)
-def _dilation_grid(survey: str, lam_nm: float, pixel_scale_arcsec: float, fwhm_px: float | None,
-                   half_width_px: int) -> DilationGrid:
-    """The image PSF at a grid of dilations; cached, as every image of a space band shares its instrument PSF
-    (the Airy patterns take 1-6 s to sample)."""
-    return DilationGrid.from_profile(image_psf(survey, lam_nm, pixel_scale_arcsec, fwhm_px), pixel_scale_arcsec,
-                                     half_width_px=half_width_px)
-
-
-def _psf_photometry(data: NDArray, err: NDArray, bad: NDArray, seg: NDArray, sid: NDArray, x: NDArray, y: NDArray,
-                    tot: NDArray, tot_err: NDArray, clean: NDArray, survey: str, lam_nm: float,
-                    pixel_scale_arcsec: float, fwhm_px: float) -> PSFPhotometry | None:
+def _psf_photometry(a: _Apertures, x: NDArray, y: NDArray, tot: NDArray, tot_err: NDArray, clean: NDArray,
+                    survey: str, lam_nm: float, pixel_scale_arcsec: float, fwhm_px: float) -> PSFPhotometry | None:
     """Forced PSF fluxes scaled to the aperture totals of the bright stars; None with fewer than 3 bright stars."""
+    data, err, bad, seg, sid = a.data, a.err, a.bad, a.seg, a.sid
     snr = np.where(clean & (tot_err > 0), tot / np.where(tot_err > 0, tot_err, 1.0), 0.0)
     order = np.argsort(-snr)
     bright = order[snr[order] > PSF_BRIGHT_SNR][:150]
@@ -394,8 +402,8 @@ def _psf_photometry(data: NDArray, err: NDArray, bad: NDArray, seg: NDArray, sid
     if len(bright) < 3:
         return None
     radius = max(PSF_FIT_FWHM * fwhm_px, 2.5)
-    grid = _dilation_grid(survey, float(lam_nm), float(pixel_scale_arcsec),
-                          None if has_instrument_psf(survey) else float(fwhm_px), int(np.ceil(radius)) + 3)
+    grid = dilation_grid(image_psf(survey, lam_nm, pixel_scale_arcsec, fwhm_px), float(pixel_scale_arcsec),
+                         int(np.ceil(radius)) + 3)
     var = err**2
     shape_stars = order[snr[order] > PSF_SHAPE_SNR][:400]
     if len(shape_stars) < len(bright):
@@ -525,9 +533,8 @@ def solve_photometry(
     r_ap = max(aperture_fwhm * fwhm_px, 3.0)
     r_tot = max(total_fwhm * fwhm_px, 2.0 * r_ap)
     x, y = np.asarray(x, float), np.asarray(y, float)
-    data, err, bad = _prepare(science, variance, mask)
-    seg, sid = _neighbour_masks(data, err, bad, x, y)
-    flux, ferr, clean = _masked_sum(data, err, bad, seg, sid, x, y, r_ap, 1)
+    a = _apertures(science, variance, mask, x, y, r_ap)
+    flux, ferr, clean = a.fluxes
     modelled = survey is not None and lam_nm is not None and pixel_scale_arcsec is not None
     ee_tot = (encircled_energy(survey, lam_nm, pixel_scale_arcsec, r_tot, fwhm_px=fwhm_px)
               if modelled and has_psf_model(survey) else 1.0)
@@ -536,7 +543,9 @@ def solve_photometry(
         # its pixel (Euclid H: 14 mmag off on the accuracy field); the instrument PSF gives it exactly.
         apc, apc_err = -2.5 * float(np.log10(ee_tot / encircled_energy(survey, lam_nm, pixel_scale_arcsec, r_ap))), 0.0
     else:
-        apc, apc_err, _ = aperture_correction(science, variance, mask, x[clean], y[clean], r_ap, r_tot)
+        # the clean stars, as measured above (aperture_correction would measure them again)
+        clean_a = _Apertures(a.data, a.err, a.bad, a.seg, a.sid[clean], (flux[clean], ferr[clean], clean[clean]))
+        apc, apc_err, _ = _curve_of_growth(clean_a, x[clean], y[clean], r_ap, r_tot, APCORR_MIN_SNR, APCORR_MAX_STARS)
     if psf_ee_total is None:
         psf_ee_total = ee_tot
     apc = apc + 2.5 * np.log10(psf_ee_total)
@@ -544,8 +553,7 @@ def solve_photometry(
     tot, tot_err = np.where(clean, flux * scale, np.nan), np.where(clean, ferr * scale, np.nan)
     psf = None
     if psf_photometry and modelled and has_psf_model(survey):
-        psf = _psf_photometry(data, err, bad, seg, sid, x, y, tot, tot_err, clean, survey, lam_nm,
-                              pixel_scale_arcsec, fwhm_px)
+        psf = _psf_photometry(a, x, y, tot, tot_err, clean, survey, lam_nm, pixel_scale_arcsec, fwhm_px)
     zp = fit_zeropoint(np.where(clean, tot, np.nan), np.where(clean, tot_err, np.nan), mag_ref, mag_ref_err,
                        colour=colour, **fit_kw)
     return PhotometricSolution(zeropoint=zp, aperture_radius_px=r_ap, total_radius_px=r_tot, apcorr_mag=apc,

@@ -15,6 +15,7 @@ with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import galsim
 import numpy as np
@@ -24,7 +25,7 @@ from scipy.optimize import least_squares
 
 from jspdb.concordance.psf_ee import DRAW_GSPARAMS
 
-__all__ = ["UNDERSAMPLED_FWHM_PX", "Cutout", "PixelPSF", "cutout", "fit_centre", "fit_positions"]
+__all__ = ["UNDERSAMPLED_FWHM_PX", "Cutout", "PixelPSF", "cutout", "fit_centre", "fit_positions", "pixel_psf"]
 
 
 #: Measured FWHM (pixels) below which an image counts as undersampled: its stars are centroided by a
@@ -79,6 +80,13 @@ class PixelPSF:
         coords = np.array([self.centre + np.ravel(dy) * self.oversample, self.centre + np.ravel(dx) * self.oversample])
         out = map_coordinates(self.coeffs, coords, order=3, prefilter=False, mode="constant", cval=0.0)
         return out.reshape(np.shape(dx))
+
+
+@lru_cache(maxsize=32)
+def pixel_psf(profile: galsim.GSObject, pixel_scale_arcsec: float) -> PixelPSF:
+    """`PixelPSF.from_profile` with its defaults, cached per process: every image of a space band shares its
+    instrument PSF, and the astrometry and photometry steps of an image both need it."""
+    return PixelPSF.from_profile(profile, pixel_scale_arcsec)
 
 
 @dataclass(frozen=True)

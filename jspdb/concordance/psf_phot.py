@@ -28,6 +28,7 @@ to that value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import galsim
 import numpy as np
@@ -37,7 +38,11 @@ from scipy.optimize import minimize_scalar
 
 from jspdb.concordance.psf_fit import PixelPSF
 
-__all__ = ["DilationField", "DilationGrid", "fit_dilation_field", "fit_dilations", "forced_fluxes"]
+__all__ = ["DilationField", "DilationGrid", "dilation_grid", "fit_dilation_field", "fit_dilations", "forced_fluxes",
+           "other_sources"]
+
+#: Fewest of the pixels within the fit radius that must be usable for a star to be fitted.
+MIN_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,31 @@ class DilationGrid:
         return sum(wi * self.psfs[k + i].stamp(dx, dy) for i, wi in zip((-1, 0, 1), w, strict=True))
 
 
+@lru_cache(maxsize=32)
+def dilation_grid(profile: galsim.GSObject, pixel_scale_arcsec: float, half_width_px: int) -> DilationGrid:
+    """`DilationGrid.from_profile` with its defaults, cached per process: every image of a space band
+    shares its instrument PSF, whose Airy pattern takes 1-6 s to sample."""
+    return DilationGrid.from_profile(profile, pixel_scale_arcsec, half_width_px)
+
+
+def other_sources(seg: NDArray, own: int, grow: int) -> NDArray:
+    """Pixels of a segmentation cut-out that belong to sources other than segment ``own``, grown by ``grow`` pixels.
+
+    The growth covers the faint edges of the neighbours but never takes pixels of
+    the star's own segment (``own`` 0: the star has none).
+    """
+    other = (seg > 0) & (seg != own)
+    if grow > 0 and other.any():
+        other = binary_dilation(other, iterations=grow) & ~((seg == own) & (own > 0))
+    return other
+
+
+def _sky_variance(variance: NDArray, bad: NDArray) -> float:
+    """Median variance of the usable pixels: the sky noise the unweighted fits assume."""
+    ok = ~bad & (variance > 0)
+    return float(np.median(variance[ok])) if ok.any() else 1.0
+
+
 @dataclass(frozen=True)
 class _Pixels:
     dx: NDArray
@@ -110,10 +140,7 @@ def _pixels(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, own: i
     r = int(np.ceil(radius)) + grow + 1
     x0, x1 = max(int(round(x)) - r, 0), min(int(round(x)) + r + 1, nx)
     y0, y1 = max(int(round(y)) - r, 0), min(int(round(y)) + r + 1, ny)
-    sub = seg[y0:y1, x0:x1]
-    other = (sub > 0) & (sub != own)
-    if grow > 0 and other.any():
-        other = binary_dilation(other, iterations=grow) & ~((sub == own) & (own > 0))
+    other = other_sources(seg[y0:y1, x0:x1], own, grow)
     gy, gx = np.mgrid[y0:y1, x0:x1]
     dx, dy = gx - x, gy - y
     v = variance[y0:y1, x0:x1]
@@ -139,7 +166,7 @@ def _linear_fit(p: _Pixels, model: NDArray, sky_var: float) -> tuple[float, floa
 
 def forced_fluxes(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, sid: NDArray, x: NDArray, y: NDArray,
                   grid: DilationGrid, dilation: NDArray | float, radius_px: float, *,
-                  grow: int = 1, min_fraction: float = 0.6) -> tuple[NDArray, NDArray, NDArray]:
+                  grow: int = 1, min_fraction: float = MIN_FRACTION) -> tuple[NDArray, NDArray, NDArray]:
     """Flux of each star from a fit of the PSF and a constant pedestal at its fixed position.
 
     Parameters
@@ -173,7 +200,7 @@ def forced_fluxes(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, 
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     d = np.broadcast_to(np.asarray(dilation, float), x.shape)
-    sky_var = float(np.median(variance[~bad & (variance > 0)])) if (~bad & (variance > 0)).any() else 1.0
+    sky_var = _sky_variance(variance, bad)
     flux, err, ok = np.full(len(x), np.nan), np.full(len(x), np.nan), np.zeros(len(x), bool)
     full = np.pi * radius_px**2
     for k in range(len(x)):
@@ -186,7 +213,8 @@ def forced_fluxes(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, 
 
 
 def fit_dilations(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, sid: NDArray, x: NDArray, y: NDArray,
-                  grid: DilationGrid, radius_px: float, *, grow: int = 1) -> tuple[NDArray, NDArray]:
+                  grid: DilationGrid, radius_px: float, *, grow: int = 1,
+                  min_fraction: float = MIN_FRACTION) -> tuple[NDArray, NDArray]:
     """The PSF dilation that best fits each star (flux and pedestal free, position fixed).
 
     Parameters are those of `forced_fluxes`. Use bright stars: the dilation of
@@ -199,12 +227,12 @@ def fit_dilations(data: NDArray, variance: NDArray, bad: NDArray, seg: NDArray, 
         noise); NaN where the fit failed or ran to the edge of the grid.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    sky_var = float(np.median(variance[~bad & (variance > 0)])) if (~bad & (variance > 0)).any() else 1.0
+    sky_var = _sky_variance(variance, bad)
     lo, hi = float(grid.factors[0]), float(grid.factors[-1])
     d, de = np.full(len(x), np.nan), np.full(len(x), np.nan)
     for k in range(len(x)):
         p = _pixels(data, variance, bad, seg, int(sid[k]), x[k], y[k], radius_px, grow)
-        if len(p.value) < 0.6 * np.pi * radius_px**2:
+        if len(p.value) < min_fraction * np.pi * radius_px**2:
             continue
 
         def chi2(f: float, p: _Pixels = p) -> float:

@@ -24,7 +24,7 @@ from jspdb.concordance.astrometry import (
 )
 from jspdb.concordance.photometry import solve_photometry
 from jspdb.concordance.psf_ee import instrument_psf
-from jspdb.concordance.psf_fit import PixelPSF
+from jspdb.concordance.psf_fit import pixel_psf
 from jspdb.db.query import cone_sql, partition_order, refcat_cone
 from jspdb.ingest.planes import load_planes
 from jspdb.ingest.wcs import wcs_from_text, wcs_to_text
@@ -75,7 +75,7 @@ def _photom_fp(conn, unit):
 def _matches(img: dict, planes, wcs: WCS, stars: list[dict], radius_arcsec: float):
     profile = instrument_psf(img["survey"], img["wl_eff_nm"])
     det = detect_stars(planes.science, planes.variance, planes.mask, saturation=img["saturation"],
-                       psf=None if profile is None else PixelPSF.from_profile(profile, img["pixel_scale_arcsec"]))
+                       psf=None if profile is None else pixel_psf(profile, float(img["pixel_scale_arcsec"])))
     ra, dec = wcs.all_pix2world(det["x"], det["y"], 0)
     ref = {k: np.array([s[k] if s[k] is not None else np.nan for s in stars], dtype=float)
            for k in ("ra", "dec", "pmra", "pmdec", "ref_epoch")}

@@ -17,12 +17,14 @@ import pyarrow as pa
 
 from jspdb.sim.bands import all_bands, njy_to_mag
 
-__all__ = ["REF_G_LIMIT", "XP_G_LIMIT", "gaia_errors", "make_reference"]
+__all__ = ["REF_G_LIMIT", "SOURCE_ID_OFFSET", "XP_G_LIMIT", "gaia_errors", "make_reference"]
 
 #: Faintest G magnitude in the reference catalog.
 REF_G_LIMIT = 21.0
 #: Faintest G magnitude with XP spectra (synthetic photometry).
 XP_G_LIMIT = 17.65
+#: A reference star's ``source_id`` is its truth ``id`` plus this (Gaia-like 64-bit ids).
+SOURCE_ID_OFFSET = 10**15
 
 _G = np.array([10.0, 15.0, 17.0, 20.0, 21.0])
 _POS = np.array([0.01, 0.013, 0.05, 0.4, 1.0])
@@ -83,7 +85,7 @@ def make_reference(truth: pa.Table, seed: int) -> pa.Table:
     dra_mas = rng.normal(0.0, 1.0, n) * err["pos"]
     ddec_mas = rng.normal(0.0, 1.0, n) * err["pos"]
     cols: dict[str, pa.Array] = {
-        "source_id": pa.array(np.asarray(truth.column("id").to_numpy()[sel], dtype=np.int64) + 10**15),
+        "source_id": pa.array(np.asarray(truth.column("id").to_numpy()[sel], dtype=np.int64) + SOURCE_ID_OFFSET),
         "ref_epoch": pa.array(np.full(n, 2016.0)),
         "ra": pa.array(truth.column("ra").to_numpy()[sel] + dra_mas / 3.6e6 / cosd),
         "ra_error": pa.array(err["pos"]),
